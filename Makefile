@@ -1,0 +1,67 @@
+# Prompt Cluster. Quick start (README): `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Scenarios live in molecule/ (the layout of design.md), not in extensions/molecule.
+export MOLECULE_GLOB := molecule/*/molecule.yml
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+IMAGES := testhost python-base
+
+.PHONY: help setup packages venv engine images lint unit docs build test demo demo-clean \
+        $(addprefix molecule-,$(SCENARIOS))
+
+help: ## Show the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+setup: packages venv engine images ## Install everything the demo and the tests need
+
+packages: ## Install the Debian/Ubuntu packages (docker.io, debootstrap, redis, postgresql, etcd)
+	@scripts/ensure-packages.sh
+
+venv: $(VENV)/.installed ## Create .venv with the pinned tools of requirements.txt
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	@touch $@
+
+engine: ## Start a Docker engine when none answers
+	@scripts/ensure-engine.sh
+
+images: engine ## Build the local test host images (only when their recipe changed)
+	@for image in $(IMAGES); do tests/images/build.sh $$image || exit 1; done
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
+	yamllint --strict .
+	ansible-lint
+	ruff check scripts tests
+	ruff format --check scripts tests
+	mypy
+
+unit: venv ## Collection-level tests (role interfaces, generated docs, build artifact)
+	pytest -q tests/unit
+
+docs: venv ## Regenerate the variables reference from the roles' argument specs
+	$(VENV)/bin/python scripts/gen_role_docs.py
+
+build: venv ## Build the collection tarball into build/
+	ansible-galaxy collection build --force --output-path build
+
+$(addprefix molecule-,$(SCENARIOS)): molecule-%: venv images
+	molecule test -s $*
+
+test: setup ## Set up everything, then run every check (what CI runs)
+	@scripts/run-checks.sh lint unit $(addprefix molecule-,$(SCENARIOS))
+
+demo: setup ## Create local nodes and run site.yml on them
+	ansible-playbook playbooks/local_nodes.yml
+	ansible-playbook site.yml
+
+demo-clean: venv ## Remove the local demo nodes
+	ansible-playbook playbooks/local_nodes.yml -e local_nodes_state=absent
