@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
-IMAGES := testhost python-base
+IMAGES := $(sort $(notdir $(patsubst %/image.env,%,$(wildcard tests/images/*/image.env))))
 
 .PHONY: help setup packages venv engine images lint unit docs build test demo demo-clean \
         $(addprefix molecule-,$(SCENARIOS))
