@@ -12,6 +12,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 IMAGES := $(sort $(notdir $(patsubst %/image.env,%,$(wildcard tests/images/*/image.env))))
+# Extra checks of `make test`, appended by the fragments in mk/ (service tests, image smoke test).
+CHECKS := lint unit
 
 .PHONY: help setup packages venv engine images lint unit docs build test demo demo-clean \
         $(addprefix molecule-,$(SCENARIOS))
@@ -57,7 +59,7 @@ $(addprefix molecule-,$(SCENARIOS)): molecule-%: venv images
 	molecule test -s $*
 
 test: setup ## Set up everything, then run every check (what CI runs)
-	@scripts/run-checks.sh lint unit $(addprefix molecule-,$(SCENARIOS))
+	@scripts/run-checks.sh $(CHECKS) $(addprefix molecule-,$(SCENARIOS))
 
 demo: setup ## Create local nodes and run site.yml on them
 	ansible-playbook playbooks/local_nodes.yml
@@ -65,3 +67,5 @@ demo: setup ## Create local nodes and run site.yml on them
 
 demo-clean: venv ## Remove the local demo nodes
 	ansible-playbook playbooks/local_nodes.yml -e local_nodes_state=absent
+
+-include $(sort $(wildcard mk/*.mk))

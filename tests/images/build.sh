@@ -21,6 +21,10 @@ ca_bundle=/etc/ssl/certs/ca-certificates.crt
 recipe_hash=$( { cat "$0"; find "$recipe" -type f -print0 | sort -z | xargs -0 cat;
                  [[ -f $ca_bundle ]] && cat "$ca_bundle"; } | sha256sum | cut -c1-16)
 
+# One build per image at a time: parallel `make` runs wait here, then find the image current.
+exec 9>"/tmp/promptops-image-${name}.lock"
+flock 9
+
 current=$(docker image inspect -f '{{ index .Config.Labels "org.promptops.recipe" }}' "$IMAGE" 2>/dev/null || true)
 if [[ $current == "$recipe_hash" && ${IMAGE_FORCE:-0} != 1 ]]; then
   echo "build.sh: $IMAGE is up to date (recipe $recipe_hash)"

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: settings, logging, metrics, the per-request record."""
