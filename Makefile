@@ -42,8 +42,8 @@ images: engine ## Build the local test host images (only when their recipe chang
 lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy
 	yamllint --strict .
 	ansible-lint
-	ruff check scripts tests
-	ruff format --check scripts tests
+	ruff check scripts plugins tests molecule
+	ruff format --check scripts plugins tests molecule
 	mypy
 
 unit: venv ## Collection-level tests (role interfaces, generated docs, build artifact)
