@@ -305,7 +305,7 @@ def test_crd_objects_are_well_formed(rendered: dict[str, Path]) -> None:
                 assert endpoint["port"] in ports
                 assert endpoint["path"] == "/metrics"
                 assert re.fullmatch(r"\d+[smh]", endpoint["interval"])
-        (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+        (rule,) = [d for d in docs if d["kind"] == "PrometheusRule" and d["metadata"]["name"] == "prompt-service"]
         assert rule["apiVersion"] == "monitoring.coreos.com/v1"
         for group in rule["spec"]["groups"]:
             assert set(group) == {"name", "rules"}
@@ -385,7 +385,7 @@ def test_metric_name_extraction() -> None:
 
 def monitoring_queries(directory: Path) -> list[str]:
     docs = [d for _, d in documents(directory)]
-    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule" and d["metadata"]["name"] == "prompt-service"]
     queries = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
     alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert {"PromptServiceHighErrorRate", "PromptServiceHighLatency", "PromptServiceUpstreamFailures"} <= alerts
@@ -584,3 +584,11 @@ def test_prune_keeps_every_object_of_the_services_including_their_key_secrets(tm
     assert key_secrets
     assert key_secrets <= desired
     assert desired == rendered_objects | key_secrets
+
+
+def test_backup_alerts_ship_as_a_prometheus_rule_equal_to_the_backup_roles_file(rendered: dict[str, Path]) -> None:
+    docs = [d for _, d in documents(rendered["all-in-one"])]
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule" and d["metadata"]["name"] == "promptops-backup"]
+    shipped = yaml.safe_load((ROOT / "roles" / "backup" / "files" / "backup-alerts.yml").read_text())
+    assert rule["spec"] == shipped
+    assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} >= {"PromptopsBackupStale"}
