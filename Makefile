@@ -61,11 +61,14 @@ $(addprefix molecule-,$(SCENARIOS)): molecule-%: venv images
 test: setup ## Set up everything, then run every check (what CI runs)
 	@scripts/run-checks.sh $(CHECKS) $(addprefix molecule-,$(SCENARIOS))
 
-demo: setup ## Create local nodes and run site.yml on them
-	ansible-playbook playbooks/local_nodes.yml
-	ansible-playbook site.yml
+# Extra arguments of the demo's playbook runs, e.g. DEMO_ARGS="-e local_nodes_privileged=true".
+DEMO_ARGS ?=
 
-demo-clean: venv ## Remove the local demo nodes
+demo: setup ## Create the local nodes (inventory/local) and run site.yml on them
+	ansible-playbook playbooks/local_nodes.yml $(DEMO_ARGS)
+	ansible-playbook site.yml $(DEMO_ARGS)
+
+demo-clean: venv ## Remove the local demo nodes, their network and the demo's throwaway secrets
 	ansible-playbook playbooks/local_nodes.yml -e local_nodes_state=absent
 
 -include $(sort $(wildcard mk/*.mk))
