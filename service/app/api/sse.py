@@ -39,4 +39,8 @@ async def sse_stream(
     finally:
         if not ended:  # closed or cancelled from outside: the client went away
             record.error_code = record.error_code or "client_disconnected"
+            # Close the source now (and with it the upstream stream), not whenever it is collected.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
     yield DONE

@@ -17,9 +17,9 @@ from app.api.schemas import (
     LegacyGenerateRequest,
     LegacyGenerateResponse,
 )
-from app.api.sse import DONE, SSE_HEADERS, sse_event
+from app.api.sse import SSE_HEADERS, sse_stream
 from app.core.request_context import RequestRecord
-from app.errors import InvalidRequest, ServiceError
+from app.errors import InvalidRequest
 from app.services.completion import CompletionRequest, CompletionService
 from app.services.templates import TemplateStore
 
@@ -92,7 +92,7 @@ async def generate(body: GenerateRequest, http: Request) -> Response:
     if body.stream:
         chunks = await service.stream(request, record)
         return StreamingResponse(
-            _generate_events(chunks, record),
+            sse_stream(_generate_events(chunks, record), record),
             media_type="text/event-stream",
             headers={**SSE_HEADERS, "X-Cache": cache_header(read, record.cached)},
         )
@@ -114,39 +114,27 @@ async def generate(body: GenerateRequest, http: Request) -> Response:
 
 async def _generate_events(
     chunks: AsyncIterator[dict[str, Any]], record: RequestRecord
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[dict[str, Any]]:
+    """The events of a streamed /v1/generate: the text as it comes, then one final event with
+    the answer's facts. sse_stream turns them into SSE and handles failures and disconnects."""
     finish_reason: str | None = None
-    ended = False
-    try:
-        async for chunk in chunks:
-            for choice in chunk.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    continue
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    yield sse_event({"id": record.request_id, "text": text})
-                finish_reason = choice.get("finish_reason") or finish_reason
-        ended = True
-    except ServiceError as exc:
-        ended = True
-        record.error_code = exc.code
-        yield sse_event(exc.body())
-        return
-    finally:
-        if not ended:  # closed or cancelled from outside: the client went away
-            record.error_code = record.error_code or "client_disconnected"
-    yield sse_event(
-        {
-            "id": record.request_id,
-            "text": "",
-            "done": True,
-            "model": record.model,
-            "usage": _usage(record),
-            "cached": record.cached,
-            "finish_reason": finish_reason,
-        }
-    )
-    yield DONE
+    async for chunk in chunks:
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                yield {"id": record.request_id, "text": text}
+            finish_reason = choice.get("finish_reason") or finish_reason
+    yield {
+        "id": record.request_id,
+        "text": "",
+        "done": True,
+        "model": record.model,
+        "usage": _usage(record),
+        "cached": record.cached,
+        "finish_reason": finish_reason,
+    }
 
 
 @router.post("/generate", response_model=LegacyGenerateResponse, deprecated=True)
