@@ -18,11 +18,9 @@ description:
     same play. Register the result in a task with C(no_log) and delete the token at the end.
 version_added: 0.1.0
 author: Prompt Cluster maintainers
+extends_documentation_fragment:
+  - promptops.cluster.rancher_api
 options:
-  url:
-    description: Base URL of the Rancher API, e.g. C(https://127.0.0.1:443).
-    type: str
-    required: true
   username:
     description: Local admin user.
     type: str
@@ -47,13 +45,6 @@ options:
     description: Time to live of the returned token, in minutes (0 keeps Rancher's default).
     type: int
     default: 60
-  validate_certs:
-    description: Check the server's certificate.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle to check the server's certificate with.
-    type: path
 notes:
   - Supports check mode. A new server cannot be read without changing its password, so in check
     mode a server that only accepts the bootstrap password is reported as changed and no token is returned.

@@ -19,11 +19,9 @@ description:
     the cluster has none, and with O(fetch_manifest) the manifest itself.
 version_added: 0.1.0
 author: Prompt Cluster maintainers
+extends_documentation_fragment:
+  - promptops.cluster.rancher_api
 options:
-  url:
-    description: Base URL of the Rancher API.
-    type: str
-    required: true
   token:
     description: API token C(token-xxxxx:secret).
     type: str
@@ -51,13 +49,6 @@ options:
     description: Also return the manifest text, read through O(url). It holds the registration token.
     type: bool
     default: false
-  validate_certs:
-    description: Check the server's certificate.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle to check the server's certificate with.
-    type: path
 """
 
 EXAMPLES = r"""

@@ -15,11 +15,9 @@ description:
     Bindings that exist but are not listed are left alone (people may add their own in the UI).
 version_added: 0.1.0
 author: Prompt Cluster maintainers
+extends_documentation_fragment:
+  - promptops.cluster.rancher_api
 options:
-  url:
-    description: Base URL of the Rancher API.
-    type: str
-    required: true
   token:
     description: API token C(token-xxxxx:secret).
     type: str
@@ -54,13 +52,6 @@ options:
         description: Group principal, e.g. C(openldap_group://cn=operators,ou=groups,dc=example).
         type: str
         default: ""
-  validate_certs:
-    description: Check the server's certificate.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle to check the server's certificate with.
-    type: path
 """
 
 EXAMPLES = r"""
