@@ -1,4 +1,4 @@
-"""Filters of the site playbooks: promptops.cluster.effective_vars and promptops.cluster.image_registry."""
+"""Filters of the site playbooks: promptops.cluster.effective_vars, effective_value and image_registry."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def effective_vars(defaults: Mapping[str, Any], hostvars: Mapping[str, Any], hos
     return {key: host_vars.get(key, value) for key, value in defaults.items()}
 
 
+def effective_value(host: str, hostvars: Mapping[str, Any], name: str, default: Any) -> Any:
+    """One variable as ``host`` sees it in the inventory, else ``default``."""
+    return hostvars[host].get(name, default)
+
+
 def image_registry(image: str) -> str:
     """The registry host of an image reference, as Docker resolves it."""
     first, slash, _ = image.partition("/")
@@ -35,4 +40,4 @@ def image_registry(image: str) -> str:
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"effective_vars": effective_vars, "image_registry": image_registry}
+        return {"effective_vars": effective_vars, "effective_value": effective_value, "image_registry": image_registry}

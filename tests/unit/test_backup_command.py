@@ -542,3 +542,28 @@ def test_alert_rules_use_only_metrics_the_command_writes() -> None:
             used |= set(re.findall(r"\bpromptops_backup_[a-z_]+", rule["expr"]))
     assert used
     assert used <= exported, used - exported
+
+
+def test_bad_job_settings_and_missing_files_get_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = setup_config(
+        tmp_path,
+        {
+            "retabc": {"type": "etcd-generic", "retention_count": "abc"},
+            "etcd": {"type": "etcd-generic"},
+        },
+    )
+    assert pb.main(["--config-dir", str(config), "run", "retabc"]) == 1
+    assert "retention_count must be a number, got 'abc'" in capsys.readouterr().err
+    assert pb.main(["--config-dir", str(config), "verify", "etcd", "--file", str(tmp_path / "missing.db")]) == 1
+    assert "missing.db does not exist" in capsys.readouterr().err
+    assert pb.main(["--config-dir", str(config), "run", "Bad_Name"]) == 1
+    assert "a-z, 0-9 and '-'" in capsys.readouterr().err
+
+
+def test_a_truncated_zip_snapshot_is_a_failed_check(tmp_path: Path) -> None:
+    snapshot = tmp_path / "etcd-snapshot-node1-1700000000.zip"
+    snapshot.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(pb.BackupError, match="not a complete zip archive"):
+        pb.check_rke2_snapshot(snapshot)

@@ -592,3 +592,44 @@ def test_backup_alerts_ship_as_a_prometheus_rule_equal_to_the_backup_roles_file(
     shipped = yaml.safe_load((ROOT / "roles" / "backup" / "files" / "backup-alerts.yml").read_text())
     assert rule["spec"] == shipped
     assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} >= {"PromptopsBackupStale"}
+
+
+@pytest.mark.parametrize("suffix", ["/", "//", "/./"])
+def test_a_render_dir_written_with_extra_slashes_keeps_every_service(tmp_path: Path, suffix: str) -> None:
+    """The removal of dropped services compares paths: an odd spelling of the dir must not
+    make every current service look dropped."""
+    target = str(tmp_path / "tree") + suffix
+    args = ["-i", str(ROOT / "inventory" / "all-in-one"), str(ROOT / "site.yml"), "--tags", "prompt_service"]
+    args += ["-e", "prompt_service_deploy_mode=render", "-e", f"prompt_service_render_dir={target}"]
+    for _ in range(2):  # the second run is the one that removes dropped services
+        assert ansible_playbook(*args).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "tree").glob("service-*.yaml")) == [
+        "service-summarizer.yaml",
+        "service-translator.yaml",
+    ]
+
+
+def test_a_relative_render_dir_is_refused(tmp_path: Path) -> None:
+    result = ansible_playbook(
+        "-i",
+        str(ROOT / "inventory" / "all-in-one"),
+        str(ROOT / "site.yml"),
+        "--tags",
+        "prompt_service",
+        "-e",
+        "prompt_service_deploy_mode=render",
+        "-e",
+        "prompt_service_render_dir=relative/out",
+    )
+    assert result.returncode != 0
+    assert "prompt_service_render_dir, an absolute path" in result.stdout
+    assert not (ROOT / "playbooks" / "relative").exists()
+    assert not (ROOT / "relative").exists()
+
+
+def test_the_roles_list_of_service_settings_matches_the_service() -> None:
+    """settings of an entry are checked against this list; the service's Settings are the truth."""
+    tree = ast.parse((ROOT / "service" / "app" / "core" / "config.py").read_text())
+    (settings,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings"]
+    fields = {s.target.id for s in settings.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+    assert set(ROLE_VARS["_prompt_service_service_settings"]) == fields
