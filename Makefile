@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# Scenarios live in molecule/ (the layout of design.md), not in extensions/molecule.
+# Scenarios live in molecule/ at the top of the collection, not in extensions/molecule.
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -20,6 +20,7 @@ CHECKS := lint unit
 
 help: ## Show the targets
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@printf '  %-16s %s\n' 'molecule-<name>' 'One Molecule scenario: $(SCENARIOS)'
 
 setup: packages venv engine images ## Install everything the demo and the tests need
 
