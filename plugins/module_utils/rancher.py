@@ -125,12 +125,14 @@ class RancherClient:
                 "POST", "/v3/users", {"currentPassword": current, "newPassword": new}, {"action": "changepassword"}
             )
 
-    def logout(self, token: str) -> bool:
-        """Delete a token. False when it was already gone (expired or deleted)."""
+    def logout(self, token: str, *, even_in_dry_run: bool = False) -> bool:
+        """Delete a token. False when it was already gone (expired or deleted).
+
+        even_in_dry_run: a login makes a token in check mode too; this ends such a session."""
         name = token.split(":", 1)[0]
         previous, self.token = self.token, token
         try:
-            if not self.dry_run:
+            if even_in_dry_run or not self.dry_run:
                 self.request("DELETE", f"/v3/tokens/{name}")
         except RancherError as err:
             if err.status in (401, 404):

@@ -41,6 +41,13 @@ options:
     description: Further settings by name, for example C(telemetry-opt=out) or C(agent-tls-mode=strict).
     type: dict
     default: {}
+  keep_token:
+    description:
+      - Return the session token for later tasks (then delete it at the end, see above).
+      - V(false) deletes it before the module returns, also in check mode: for a play that needs
+        no further API call, this saves the task that would delete it.
+    type: bool
+    default: true
   token_ttl:
     description: Time to live of the returned token, in minutes (0 keeps Rancher's default).
     type: int
@@ -66,7 +73,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 token:
-  description: Session token C(token-xxxxx:secret); empty in check mode on a new server.
+  description: Session token C(token-xxxxx:secret); empty in check mode on a new server and with O(keep_token=false).
   type: str
   returned: always
 token_name:
@@ -150,11 +157,14 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         if client.ensure_setting(name, value):
             result["settings_changed"].append(name)
             result["changed"] = True
+    result["server_version"] = client.get_setting("server-version")
+    if not p["keep_token"]:
+        client.logout(token["token"], even_in_dry_run=True)
+        return result
     result.update(
         token=token["token"],
         token_name=token.get("name", token["token"].split(":", 1)[0]),
         token_expires_at=token.get("expiresAt", ""),
-        server_version=client.get_setting("server-version"),
     )
     return result
 
@@ -168,6 +178,7 @@ def main() -> None:
             "bootstrap_password": {"type": "str", "default": "", "no_log": True},
             "server_url": {"type": "str", "required": True},
             "settings": {"type": "dict", "default": {}},
+            "keep_token": {"type": "bool", "default": True},
             "token_ttl": {"type": "int", "default": 60, "no_log": False},
             "validate_certs": {"type": "bool", "default": True},
             "ca_path": {"type": "path"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -252,3 +253,81 @@ def test_no_cacerts_leaves_the_cacerts_setting_empty(tmp_path: Path) -> None:
         assert client(running).request("GET", "/v3/settings/cacerts", auth=False)["value"] == ""
     finally:
         running.stop()
+
+
+def run_bootstrap(server: Any, tmp_path: Path, *flags: str, **options: Any) -> dict[str, Any]:
+    """The rancher_bootstrap module through ansible-playbook on localhost; the task's result."""
+    args = {
+        "url": f"https://127.0.0.1:{server.https_port}",
+        "validate_certs": False,
+        "password": ADMIN,
+        "bootstrap_password": BOOTSTRAP,
+        "server_url": "https://rancher.example.test",
+        **options,
+    }
+    play = [
+        {
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "tasks": [{"name": "Bootstrap", "promptops.cluster.rancher_bootstrap": args}],
+        }
+    ]
+    (tmp_path / "play.json").write_text(json.dumps(play))
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            str(tmp_path / "play.json"),
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    task = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert isinstance(task, dict)
+    return task
+
+
+def live_tokens(server: Any) -> list[str]:
+    """The role's tokens the fixture still holds (its /fixture/state, as Molecule's verify reads it)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    url = f"https://127.0.0.1:{server.https_port}/fixture/state"
+    with urllib.request.urlopen(url, context=context, timeout=10) as resp:
+        state = json.loads(resp.read())
+    return [d for d in state["live_token_descriptions"] if d.startswith("promptops")]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_bootstrap_without_keep_token_leaves_no_session(server: Any, tmp_path: Path, check_mode: bool) -> None:
+    flags = ["--check"] if check_mode else []
+    if check_mode:
+        logged_in(server)  # check mode logs in for real only on a server that was bootstrapped
+
+    result = run_bootstrap(server, tmp_path, *flags, keep_token=False)
+
+    assert result.get("failed") is not True, result
+    assert result["token"] == ""
+    assert result["server_version"] == "v2.13.3"
+    assert live_tokens(server) == []
+
+
+def test_bootstrap_keeps_its_session_by_default(server: Any, tmp_path: Path) -> None:
+    """The contrast: the token is returned and alive until finish.yml deletes it."""
+    result = run_bootstrap(server, tmp_path)
+    assert result["token"].startswith(result["token_name"] + ":")
+    assert live_tokens(server) == ["promptops.cluster rancher role"]
