@@ -9,6 +9,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Every playbook run ends with its wall time; scripts/molecule_timings.py tabulates them.
+export ANSIBLE_CALLBACKS_ENABLED ?= ansible.posix.timer
 
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 IMAGES := $(sort $(notdir $(patsubst %/image.env,%,$(wildcard tests/images/*/image.env))))

@@ -11,7 +11,7 @@ module: file_tree
 short_description: Write a set of files under one directory of the controller in one task
 description:
   - Writes each entry of O(files) as a file under O(path), only when its bytes or its mode
-    differ, through a temporary file in the same directory that is synced and renamed: a reader
+    differ, through a temporary file in the same directory that is synced and renamed. A reader
     never sees half a file, and an unchanged file is not touched.
   - Removes the files of O(path) that match a pattern of O(prune) and are not in O(files).
   - Runs in the controller's worker process, without a module round trip, so its cost does not
@@ -27,8 +27,8 @@ options:
   files:
     description:
       - File name (no directory part, not starting with a dot) to the file's text content.
-      - With C(no_log) and C(diff: false) on the task the content (a kubeconfig, say) is shown
-        nowhere.
+      - With C(no_log=true) and C(diff=false) on the task the content (a kubeconfig, say) is
+        shown nowhere.
     type: dict
     required: true
   mode:

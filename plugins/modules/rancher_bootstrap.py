@@ -44,7 +44,7 @@ options:
   keep_token:
     description:
       - Return the session token for later tasks (then delete it at the end, see above).
-      - V(false) deletes it before the module returns, also in check mode: for a play that needs
+      - V(false) deletes it before the module returns, also in check mode. For a play that needs
         no further API call, this saves the task that would delete it.
     type: bool
     default: true

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -130,3 +131,22 @@ def test_backup_role_loops_never_carry_the_job_passwords() -> None:
             if re.search(r"\bbackup_jobs\b|_backup_direct_pg_jobs", loop) and task.get("no_log") is not True:
                 offenders.append(f"{path.name}: {task.get('name')}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")))
+def test_module_documentation_loads_in_ansible_doc(module: str) -> None:
+    """ansible-doc is how users read a module; a YAML slip in DOCUMENTATION only warns elsewhere."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-doc"), "--json", f"promptops.cluster.{module}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)[f"promptops.cluster.{module}"]
+    assert doc["doc"]["short_description"]
+    assert doc["doc"]["options"]
+    assert doc["examples"]
+    assert doc["return"] is not None
