@@ -128,3 +128,33 @@ def test_a_bad_service_entry_stops_a_render_run_before_anything_is_written(tmp_p
     assert "Bad_Name" in result.stdout
     assert "UNREACHABLE" not in result.stdout
     assert not (tmp_path / "render").exists()
+
+
+def test_tags_preflight_alone_checks_the_inventory_as_for_a_whole_run(tmp_path: Path) -> None:
+    inventory = good_inventory(tmp_path)
+    settings = inventory["all"]["vars"]
+    settings["rancher_version"] = "bogus"
+    settings["prompt_service_deploy_mode"] = "apply"
+    del settings["prompt_service_redis_password"]
+
+    result = site(tmp_path, inventory, "--tags", "preflight")
+
+    assert result.returncode != 0
+    flat = " ".join(result.stdout.split())
+    assert "Preflight found 2 problem(s)" in flat, result.stdout[-3000:]
+    assert "rancher_version must look like v2.13.3, got bogus" in flat
+    assert "secrets missing: prompt_service_redis_password" in flat
+    assert "UNREACHABLE" not in result.stdout
+
+
+def test_an_inventory_can_say_how_it_provides_its_secrets(tmp_path: Path) -> None:
+    inventory = good_inventory(tmp_path)
+    inventory["all"]["vars"]["prompt_service_deploy_mode"] = "apply"
+    inventory["all"]["vars"]["site_secrets_hint"] = "Export OPENAI_API_KEY."
+    del inventory["all"]["vars"]["prompt_service_upstream_api_keys"]
+
+    result = site(tmp_path, inventory, "--tags", "preflight")
+
+    assert "secrets missing: prompt_service_upstream_api_keys. Export OPENAI_API_KEY." in " ".join(
+        result.stdout.split()
+    )
