@@ -15,7 +15,10 @@ description:
     never sees half a file, and an unchanged file is not touched.
   - Removes the files of O(path) that match a pattern of O(prune) and are not in O(files).
   - Runs in the controller's worker process, without a module round trip, so its cost does not
-    grow with the number of files. It refuses to run with a connection other than C(local).
+    grow with the number of files. It refuses to run with a connection other than C(local), and
+    writes as the user running Ansible (C(become) does not apply).
+  - Every target is read before the first change. A target that is not a regular file (a
+    directory, a symbolic link) is refused, and then nothing is written.
   - The prompt_service role writes its render tree (C(prompt_service_deploy_mode=render)) with it.
 version_added: 0.1.0
 author: Prompt Cluster maintainers
@@ -32,18 +35,20 @@ options:
     type: dict
     required: true
   mode:
-    description: Permission bits of every written file, in octal.
+    description:
+      - Permission bits of every written file, as a quoted octal string. An unquoted YAML 0644 is
+        the number 420 and is refused.
     type: str
     default: "0644"
   directory_mode:
-    description: Permission bits of O(path) when the task creates it, in octal.
+    description: Permission bits of O(path) when the task creates it (exactly, whatever the umask), as a quoted octal string.
     type: str
     default: "0755"
   prune:
     description:
-      - Shell-style patterns (C(service-*.yaml)); regular files and symbolic links of O(path)
-        whose name matches one and is not a key of O(files) are removed. Directories are never
-        removed.
+      - Shell-style patterns of file names (C(service-*.yaml), no C(/)). Regular files and symbolic
+        links of O(path) whose name matches one and is not a key of O(files) are removed. As in the
+        shell, a pattern never matches a name that starts with a dot. Directories are never removed.
     type: list
     elements: str
     default: []

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 DOCUMENTATION = r"""
 ---
 module: rancher_bootstrap
@@ -141,15 +143,29 @@ def run(module: AnsibleModule) -> dict[str, Any]:
                 "if the data directory comes from another install, its bootstrap password no longer applies."
             )
         result.update(changed=True, password_changed=True)
-        if module.check_mode:
-            return result
-        client.use_token(first["token"])
-        client.change_password(p["bootstrap_password"], p["password"])
-        client.logout(first["token"])
+        try:
+            if module.check_mode:  # the login made a real token: end it, report the change only
+                return result
+            client.use_token(first["token"])
+            client.change_password(p["bootstrap_password"], p["password"])
+        finally:
+            client.logout(first["token"], even_in_dry_run=True)
         token = client.login(p["username"], p["password"], ttl_ms, "promptops.cluster rancher role")
         if token is None:
             raise BootstrapFailed("the new admin password was set but is not accepted for login.")
 
+    try:
+        return _configure(client, p, token, result)
+    except BaseException:
+        # The session is the caller's only on success; after a failure nobody would delete it.
+        with contextlib.suppress(RancherError, OSError):  # the first error is the one to report
+            client.logout(token["token"], even_in_dry_run=True)
+        raise
+
+
+def _configure(
+    client: RancherClient, p: dict[str, Any], token: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
     client.use_token(token["token"])
     # server-url goes first: Rancher builds agent manifests and tokens from it.
     wanted = [("server-url", p["server_url"])] + [(k, str(v)) for k, v in p["settings"].items() if k != "server-url"]

@@ -46,7 +46,10 @@ def run_file_tree(tmp_path: Path, args: dict[str, Any], *flags: str, connection:
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int, int]]:
     """Content, mode and inode of each entry: an inode change means the file was rewritten."""
-    return {p.name: (p.read_bytes(), p.stat().st_mode & 0o7777, p.stat().st_ino) for p in sorted(directory.iterdir())}
+    return {
+        p.name: (b"(directory)" if p.is_dir() else p.read_bytes(), p.stat().st_mode & 0o7777, p.stat().st_ino)
+        for p in sorted(directory.iterdir())
+    }
 
 
 def test_writes_the_tree_then_a_second_run_touches_nothing(tmp_path: Path) -> None:
@@ -137,11 +140,16 @@ def test_check_mode_on_a_missing_directory_creates_nothing(tmp_path: Path) -> No
 
 def test_bad_input_fails_naming_the_option_before_anything_is_written(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"path": str(tree), "files": {"ok": "x", "../escape": "x", ".hidden": "x", "a/b": "x"}}, "files keys"),
         ({"path": str(tree), "files": {"ok": "x", "list": ["a", "b"]}}, "files values must be text; not text: list"),
-        ({"path": "relative/dir", "files": {"ok": "x"}}, "path must be absolute"),
+        ({"path": "relative/dir", "files": {"ok": "x"}}, "path must be an absolute path"),
         ({"path": str(tree), "files": {"ok": "x"}, "mode": "rw-r--r--"}, "mode must be an octal mode"),
+        # YAML's unquoted 0640 is the number 416: refused, never read as mode "416".
+        ({"path": str(tree), "files": {"ok": "x"}, "mode": 0o640}, "mode must be a quoted octal string"),
+        ({"path": str(tree), "files": {"ok": "x"}, "directory_mode": 0o755}, "directory_mode must be a quoted"),
+        ({"path": str(tree), "files": {"ok": "x"}, "prune": ["sub/*"]}, "prune patterns match file names"),
+        ({"path": str(tree), "files": {1: "x", ".x": "y"}}, "files keys must be plain file names"),
     ]
     for args, message in cases:
         result = run_file_tree(tmp_path, args)
@@ -172,3 +180,43 @@ def test_only_a_local_connection_is_accepted(tmp_path: Path) -> None:
     assert result.get("failed") is True
     assert "controller only" in result["msg"]
     assert not tree.exists()
+
+
+def test_a_bad_target_late_in_the_list_changes_nothing(tmp_path: Path) -> None:
+    """Every target is checked before the first write: an early file is not written either."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.yaml").write_text("old\n")
+    (tree / "b.yaml").mkdir()
+    before = snapshot(tree)
+
+    result = run_file_tree(tmp_path, {"path": str(tree), "files": {"a.yaml": "new\n", "b.yaml": "x", "z": "z"}})
+
+    assert result.get("failed") is True
+    assert "b.yaml exists and is not a regular file" in result["msg"]
+    assert snapshot(tree) == before
+
+
+def test_a_failed_write_names_the_file(tmp_path: Path) -> None:
+    """/proc/self is a directory in which nobody, root included, can create a file."""
+    result = run_file_tree(tmp_path, {"path": "/proc/self", "files": {"promptops-test": "x"}})
+    assert result.get("failed") is True
+    assert "file_tree: cannot write /proc/self/promptops-test: " in result["msg"]
+
+
+def test_prune_like_shell_globbing_leaves_dotfiles(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in (".gitkeep", "old.yaml", "keep"):
+        (tree / name).write_text(name)
+
+    result = run_file_tree(tmp_path, {"path": str(tree), "files": {"keep": "keep"}, "prune": ["*"]})
+
+    assert result["removed"] == ["old.yaml"]
+    assert sorted(p.name for p in tree.iterdir()) == [".gitkeep", "keep"]
+
+
+def test_a_created_directory_gets_exactly_directory_mode(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    run_file_tree(tmp_path, {"path": str(tree), "files": {"a": "x"}, "directory_mode": "0770"})
+    assert tree.stat().st_mode & 0o777 == 0o770

@@ -331,3 +331,20 @@ def test_bootstrap_keeps_its_session_by_default(server: Any, tmp_path: Path) -> 
     result = run_bootstrap(server, tmp_path)
     assert result["token"].startswith(result["token_name"] + ":")
     assert live_tokens(server) == ["promptops.cluster rancher role"]
+
+
+def test_check_mode_on_a_new_server_leaves_no_session(server: Any, tmp_path: Path) -> None:
+    """A new server can only be read by logging in with the bootstrap password, for real."""
+    result = run_bootstrap(server, tmp_path, "--check")
+    assert result["changed"] is True
+    assert result["password_changed"] is True
+    assert live_tokens(server) == []
+    assert client(server).login("admin", BOOTSTRAP) is not None  # and nothing was changed
+
+
+@pytest.mark.parametrize("keep_token", [True, False])
+def test_a_failure_after_login_leaves_no_session(server: Any, tmp_path: Path, keep_token: bool) -> None:
+    logged_in(server)
+    result = run_bootstrap(server, tmp_path, keep_token=keep_token, settings={"no-such-setting": "x"})
+    assert result.get("failed") is True
+    assert live_tokens(server) == []

@@ -55,7 +55,9 @@ def good_inventory(tmp_path: Path) -> dict[str, Any]:
     }
 
 
-def site(tmp_path: Path, inventory: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+def site(
+    tmp_path: Path, inventory: dict[str, Any], *args: str, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory))
     return subprocess.run(
@@ -72,7 +74,12 @@ def site(tmp_path: Path, inventory: dict[str, Any], *args: str) -> subprocess.Co
         text=True,
         check=False,
         cwd=ROOT,
-        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "PATH": "/usr/bin:/bin"},
+        env={
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "PATH": "/usr/bin:/bin",
+            **({"HOME": str(home)} if home else {}),
+        },
     )
 
 
@@ -158,3 +165,17 @@ def test_an_inventory_can_say_how_it_provides_its_secrets(tmp_path: Path) -> Non
     assert "secrets missing: prompt_service_upstream_api_keys. Export OPENAI_API_KEY." in " ".join(
         result.stdout.split()
     )
+
+
+def test_artifact_paths_under_the_home_directory_are_found(tmp_path: Path) -> None:
+    """The roles read ~/... paths on the controller, so the preflight must too."""
+    inventory = good_inventory(tmp_path)
+    home = tmp_path / "home"
+    (home / "rke2").mkdir(parents=True)
+    (home / "rke2" / "sha256sum-amd64.txt").write_text("0" * 64 + "  rke2.linux-amd64.tar.gz\n")
+    (home / "rancher.tar").write_bytes(b"archive")
+    inventory["all"]["vars"].update(rke2_artifact_dir="~/rke2", rancher_image_archive="~/rancher.tar")
+
+    result = site(tmp_path, inventory, "--tags", "preflight", home=home)
+
+    assert result.returncode == 0, result.stdout[-3000:]
