@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -148,8 +150,18 @@ def test_log_lines_are_json_with_the_request_id(
     )
 
     assert response.status_code == 200
+
+    # The middleware writes the line once the last byte is sent, so it can trail the client's
+    # read of the response by a moment (on a busy machine): wait for it, boundedly.
+    def access_lines() -> list[dict[str, Any]]:
+        lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+        return [line for line in lines if line["logger"] == "app.access"]
+
+    deadline = time.monotonic() + 10
+    while not access_lines() and time.monotonic() < deadline:
+        time.sleep(0.01)
     lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
-    access = [line for line in lines if line["logger"] == "app.access"]
+    access = access_lines()
     assert len(access) == 1
     assert access[0]["request_id"] == "req-log-1"
     assert access[0]["status"] == 200
