@@ -41,7 +41,9 @@ options:
     type: str
     default: "0644"
   directory_mode:
-    description: Permission bits of O(path) when the task creates it (exactly, whatever the umask), as a quoted octal string.
+    description:
+      - Permission bits of O(path) when the task creates it (exactly, whatever the umask), as a
+        quoted octal string.
     type: str
     default: "0755"
   prune:
