@@ -4,44 +4,17 @@ pattern, honours check and diff mode, and refuses bad input before writing anyth
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
+from ansible_runs import ROOT, run_task
 
 
 def run_file_tree(tmp_path: Path, args: dict[str, Any], *flags: str, connection: str = "local") -> dict[str, Any]:
-    """One play on localhost with one file_tree task; the task's result (json callback)."""
-    playbook = tmp_path / "play.yml"
-    play = {
-        "hosts": "localhost",
-        "connection": connection,
-        "gather_facts": False,
-        "tasks": [{"name": "Write the tree", "promptops.cluster.file_tree": args}],
-    }
-    playbook.write_text(yaml.safe_dump([play]))
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook), *flags],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_NOCOLOR": "1",
-            "PATH": "/usr/bin:/bin",
-        },
+    """One file_tree task on localhost; its result."""
+    return run_task(
+        tmp_path, {"name": "Write the tree", "promptops.cluster.file_tree": args}, *flags, connection=connection
     )
-    report = json.loads(result.stdout)
-    task = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    assert isinstance(task, dict)
-    return task
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int, int]]:

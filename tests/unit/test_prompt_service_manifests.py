@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible_runs import ROOT, ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
 INVENTORIES = ["all-in-one", "ha"]
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 METRICS_SOURCE = ROOT / "service" / "app" / "core" / "metrics.py"
@@ -34,17 +34,6 @@ def pinned_kubernetes() -> str:
     match = re.fullmatch(r"v(\d+\.\d+\.\d+)\+rke2r\d+", pin)
     assert match, pin
     return match.group(1)
-
-
-def ansible_playbook(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "PATH": "/usr/bin:/bin"},
-    )
 
 
 def newest_schema_version() -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from ansible_runs import ROOT, run_task
 
-ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = "bootstrap-password-1"
 ADMIN = "admin-password-long-1"
 
@@ -265,38 +264,7 @@ def run_bootstrap(server: Any, tmp_path: Path, *flags: str, **options: Any) -> d
         "server_url": "https://rancher.example.test",
         **options,
     }
-    play = [
-        {
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "tasks": [{"name": "Bootstrap", "promptops.cluster.rancher_bootstrap": args}],
-        }
-    ]
-    (tmp_path / "play.json").write_text(json.dumps(play))
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            str(tmp_path / "play.json"),
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            *flags,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "PATH": "/usr/bin:/bin",
-        },
-    )
-    task = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    assert isinstance(task, dict)
-    return task
+    return run_task(tmp_path, {"name": "Bootstrap", "promptops.cluster.rancher_bootstrap": args}, *flags)
 
 
 def live_tokens(server: Any) -> list[str]:

@@ -6,13 +6,12 @@ UNREACHABLE."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_runs import ROOT, ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
 # Secrets of a test inventory, not real ones.
 SECRETS = {
     "rke2_token": "test-token-not-secret",
@@ -60,26 +59,14 @@ def site(
 ) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory))
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(path),
-            str(ROOT / "site.yml"),
-            "-e",
-            "site_preflight_check_downloads=false",  # no network here; the download checks are the demo's
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_NOCOLOR": "1",
-            "PATH": "/usr/bin:/bin",
-            **({"HOME": str(home)} if home else {}),
-        },
+    return ansible_playbook(
+        "-i",
+        str(path),
+        str(ROOT / "site.yml"),
+        "-e",
+        "site_preflight_check_downloads=false",  # no network here; the download checks are the demo's
+        *args,
+        env={"HOME": str(home)} if home else None,
     )
 
 
